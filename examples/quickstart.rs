@@ -1,5 +1,6 @@
-//! Quickstart: start a throwaway redis-server, send a few commands, and show
-//! what redis-resilience knows about each before it is sent.
+//! Quickstart: start a throwaway redis-server, talk to it through a
+//! `RedisService`, and show what redis-resilience knows about each command
+//! before it is sent and who answered it.
 //!
 //! ```text
 //! cargo run --release --example quickstart
@@ -9,18 +10,26 @@
 
 #![expect(clippy::print_stdout, reason = "an example shows its results")]
 
-use redis_resilience::{Error, Request};
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use redis_resilience::{Client, RedisService, Request};
 use redis_resilience_testkit::Standalone;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = Standalone::start().await?;
     println!("started redis-server on {}", server.addr());
-    let client = redis::Client::open(server.url())?;
-    let mut con = client.get_multiplexed_async_connection().await?;
+
+    let redis = RedisService::standalone(&server.url()).await?;
+    let mut client = Client::new(redis).with_default_timeout(Duration::from_millis(500));
+
+    // redis-rs's AsyncCommands work over the service (and over any layer stack).
+    let () = client.set("user:42:name", "Ada").await?;
+    let name: Option<String> = client.get("user:42:name").await?;
+    println!("GET user:42:name -> {name:?}");
 
     let commands = [
-        redis::cmd("SET").arg("user:42:name").arg("Ada").clone(),
         redis::cmd("GET").arg("user:42:name").clone(),
         redis::cmd("INCR").arg("visits").clone(),
         redis::cmd("MGET")
@@ -37,43 +46,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         redis::cmd("LPUSH").arg("user:42:name").arg("oops").clone(),
     ];
     println!(
-        "\n{:<34} {:>10} {:>9} {:>10}  reply",
+        "\n{:<10} {:>14} {:>9} {:>10}  outcome",
         "command", "slot", "read-only", "idempotent"
     );
     for cmd in commands {
-        let request = Request::new(cmd.clone());
-        let info = request.info();
-        let reply = match cmd.query_async::<redis::Value>(&mut con).await {
-            Ok(value) => format!("{value:?}"),
-            Err(err) => {
-                let err = Error::from_redis(err, redis_resilience::Sent::Yes);
-                format!(
-                    "error kind={} sent={:?}: {err}",
-                    err.kind().label(),
-                    err.sent()
-                )
-            }
+        let request = Request::new(cmd);
+        let info = request.info().clone();
+        let slot = format!("{:?}", request.slot());
+        let outcome = match client.send(request).await {
+            Ok(response) => format!("{:?} from {:?}", response.value, response.served_by),
+            Err(err) => format!(
+                "error kind={} sent={:?}: {err}",
+                err.kind().label(),
+                err.sent()
+            ),
         };
+        // Only the command name is printed: keys can be personal data.
         println!(
-            "{:<34} {:>10} {:>9} {:>10}  {reply}",
-            describe(&cmd),
-            format!("{:?}", request.slot()),
+            "{:<10} {slot:>14} {:>9} {:>10}  {outcome}",
+            info.name(),
             info.is_readonly(),
             info.is_idempotent(),
         );
     }
     println!("\nthe server is stopped when this program ends");
     Ok(())
-}
-
-/// The command as text. Only for this demo: real code never logs raw keys
-/// unless the user opted in, since keys can be personal data.
-fn describe(cmd: &redis::Cmd) -> String {
-    cmd.args_iter()
-        .map(|arg| match arg {
-            redis::Arg::Simple(bytes) => String::from_utf8_lossy(bytes).into_owned(),
-            _ => "<cursor>".to_owned(),
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }

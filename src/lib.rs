@@ -30,8 +30,14 @@
 
 #![forbid(unsafe_code)]
 
+mod client;
+
+pub use client::Client;
 pub use redis_resilience_core as core;
 pub use redis_resilience_core::{
     Command, CommandInfo, Error, ErrorKind, KeySlot, NodeAddr, NodeHealth, ReadFrom, Request,
     RequestOptions, Response, Route, Sent, ServedBy, Topology,
+};
+pub use redis_resilience_service::{
+    Config, Credentials, RedisService, RedisServiceBuilder, RedisTopology,
 };
