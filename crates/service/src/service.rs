@@ -140,7 +140,7 @@ impl tower_service::Service<Request> for RedisService {
     }
 }
 
-/// The future of [`RedisService::call`].
+/// The future of `RedisService::call` (`tower::Service::call`).
 ///
 /// One allocation per request: the work is an `async` block over redis-rs,
 /// whose own connection futures are boxed already.
