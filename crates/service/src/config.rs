@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use redis_resilience_core::Error;
+use redis_resilience_core::{Error, NodeAddr};
 
 /// Credentials for AUTH: a password alone (`requirepass`) or an ACL user.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -77,9 +77,52 @@ pub struct Config {
     pub sentinel_fast_poll_interval: Duration,
     /// Sentinel: how long fast polling lasts after a suspicion.
     pub sentinel_fast_poll_for: Duration,
+    /// Cluster: the slot map is refreshed at least this often (default 15 s).
+    pub cluster_refresh_interval: Duration,
+    /// Cluster: and at most this often, however many triggers (default 1 s).
+    pub cluster_refresh_min_interval: Duration,
+    /// Cluster: maps the address a node announces to the address to dial
+    /// (NAT, port forwarding, containers). Identity when unset.
+    pub address_map: Option<AddressMap>,
     /// TLS to data nodes and sentinels (needs the `tls` feature); a
     /// `rediss://` URL turns it on with the system's trust store.
     pub tls: Option<Tls>,
+}
+
+/// Maps an announced node address to the address to dial.
+///
+/// # Example
+///
+/// ```
+/// use redis_resilience_core::NodeAddr;
+/// use redis_resilience_service::AddressMap;
+///
+/// // Nodes announce 10.0.0.x:700y; this host reaches them on localhost:1700y.
+/// let map = AddressMap::new(|announced: &NodeAddr| {
+///     NodeAddr::new("127.0.0.1", announced.port() + 10_000)
+/// });
+/// assert_eq!(map.dial(&NodeAddr::new("10.0.0.1", 7000)), NodeAddr::new("127.0.0.1", 17000));
+/// ```
+#[derive(Clone)]
+pub struct AddressMap(std::sync::Arc<dyn Fn(&NodeAddr) -> NodeAddr + Send + Sync>);
+
+impl AddressMap {
+    /// A mapping function.
+    pub fn new(map: impl Fn(&NodeAddr) -> NodeAddr + Send + Sync + 'static) -> Self {
+        Self(std::sync::Arc::new(map))
+    }
+
+    /// The address to dial for `announced`.
+    #[must_use]
+    pub fn dial(&self, announced: &NodeAddr) -> NodeAddr {
+        (self.0)(announced)
+    }
+}
+
+impl std::fmt::Debug for AddressMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AddressMap(<fn>)")
+    }
 }
 
 /// TLS settings: which roots to trust, and a client identity for mutual TLS.
@@ -151,6 +194,9 @@ impl Default for Config {
             sentinel_poll_interval: Duration::from_secs(1),
             sentinel_fast_poll_interval: Duration::from_millis(100),
             sentinel_fast_poll_for: Duration::from_secs(15),
+            cluster_refresh_interval: Duration::from_secs(15),
+            cluster_refresh_min_interval: Duration::from_secs(1),
+            address_map: None,
             tls: None,
         }
     }

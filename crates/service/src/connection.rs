@@ -24,6 +24,8 @@ use crate::request;
 #[derive(Debug, Clone)]
 pub(crate) struct ConnectSettings {
     pub(crate) connect_timeout: Duration,
+    /// Send `READONLY` after connecting (cluster replicas serve reads only then).
+    pub(crate) readonly: bool,
     pub(crate) reconnect_base: Duration,
     pub(crate) reconnect_cap: Duration,
 }
@@ -62,7 +64,7 @@ impl NodeConnection {
         client: redis::Client,
         settings: ConnectSettings,
     ) -> Result<Arc<Self>, Error> {
-        let con = connect_once(&addr, &client, settings.connect_timeout).await?;
+        let con = connect_once(&addr, &client, settings.connect_timeout, settings.readonly).await?;
         Ok(Arc::new(Self {
             addr,
             client,
@@ -91,6 +93,11 @@ impl NodeConnection {
 
     pub(crate) fn addr(&self) -> &NodeAddr {
         &self.addr
+    }
+
+    /// Whether this connection is in `READONLY` mode (a cluster replica's).
+    pub(crate) fn is_readonly(&self) -> bool {
+        self.settings.readonly
     }
 
     /// Whether the connection is up right now.
@@ -181,6 +188,7 @@ async fn reconnect(node: Weak<NodeConnection>) {
             &strong.addr,
             &strong.client,
             strong.settings.connect_timeout,
+            strong.settings.readonly,
         )
         .await
         {
@@ -225,6 +233,7 @@ pub(crate) async fn connect_once(
     addr: &NodeAddr,
     client: &redis::Client,
     timeout: Duration,
+    readonly: bool,
 ) -> Result<MultiplexedConnection, Error> {
     let config = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(timeout))
@@ -237,6 +246,9 @@ pub(crate) async fn connect_once(
         // A server with `requirepass` accepts the connection without AUTH and
         // refuses the first command: find out now, not on the caller's request.
         redis::cmd("PING").query_async::<()>(&mut con).await?;
+        if readonly {
+            redis::cmd("READONLY").query_async::<()>(&mut con).await?;
+        }
         Ok::<_, redis::RedisError>(con)
     };
     match tokio::time::timeout(timeout, attempt).await {

@@ -42,6 +42,7 @@
 
 #![forbid(unsafe_code)]
 
+mod cluster;
 mod config;
 mod connection;
 mod endpoint;
@@ -51,6 +52,7 @@ mod service;
 mod standalone;
 mod topology;
 
-pub use config::{Config, Credentials, Tls};
+pub use cluster::ClusterHealth;
+pub use config::{AddressMap, Config, Credentials, Tls};
 pub use service::{RedisService, RedisServiceBuilder, ResponseFuture};
 pub use topology::RedisTopology;

@@ -388,7 +388,15 @@ impl Sentinel {
     ) -> Result<Value, Error> {
         let mut con = match slot.take() {
             Some(con) => con,
-            None => connect_once(&node.addr, &node.client, self.settings.connect_timeout).await?,
+            None => {
+                connect_once(
+                    &node.addr,
+                    &node.client,
+                    self.settings.connect_timeout,
+                    false,
+                )
+                .await?
+            }
         };
         let reply =
             tokio::time::timeout(self.response_timeout, cmd.query_async::<Value>(&mut con)).await;

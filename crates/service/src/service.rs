@@ -8,7 +8,8 @@ use std::task::{Context, Poll};
 use redis_resilience_core::{Error, Request, Response, Sent};
 use tokio::time::Instant;
 
-use crate::config::{Config, Credentials, Tls};
+use crate::cluster::{Cluster, ClusterHealth};
+use crate::config::{AddressMap, Config, Credentials, Tls};
 use crate::connection::{ConnectSettings, NodeConnection};
 use crate::endpoint::{self, ClientFactory};
 use crate::sentinel::Sentinel;
@@ -19,6 +20,7 @@ use crate::topology::RedisTopology;
 pub(crate) enum Backend {
     Standalone(Standalone),
     Sentinel(Box<Sentinel>),
+    Cluster(Box<Cluster>),
 }
 
 #[derive(Debug)]
@@ -89,6 +91,28 @@ impl RedisService {
         Self::builder().sentinel(sentinels, master_name).await
     }
 
+    /// Connects to a Redis Cluster through any of `seeds`, with default settings.
+    ///
+    /// # Errors
+    ///
+    /// See [`RedisService`]; also `Config` when a seed is not a cluster node.
+    pub async fn cluster<I, S>(seeds: I) -> Result<Self, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        Self::builder().cluster(seeds).await
+    }
+
+    /// The cluster's state at the last slot-map refresh; `None` outside a cluster.
+    #[must_use]
+    pub fn cluster_health(&self) -> Option<ClusterHealth> {
+        match &self.shared.backend {
+            Backend::Cluster(cluster) => Some(cluster.health()),
+            _ => None,
+        }
+    }
+
     /// A builder for timeouts, credentials and the rest of [`Config`].
     pub fn builder() -> RedisServiceBuilder {
         RedisServiceBuilder::default()
@@ -134,6 +158,7 @@ impl tower_service::Service<Request> for RedisService {
                 match &shared.backend {
                     Backend::Standalone(backend) => backend.call(request, deadline).await,
                     Backend::Sentinel(backend) => backend.call(request, deadline).await,
+                    Backend::Cluster(backend) => backend.call(request, deadline).await,
                 }
             }),
         }
@@ -223,6 +248,70 @@ impl RedisServiceBuilder {
         self
     }
 
+    /// Cluster: how often the slot map is refreshed at least (default 15 s),
+    /// and at most (default once per second).
+    pub fn cluster_refresh(
+        mut self,
+        every: std::time::Duration,
+        at_most_every: std::time::Duration,
+    ) -> Self {
+        self.config.cluster_refresh_interval = every;
+        self.config.cluster_refresh_min_interval = at_most_every;
+        self
+    }
+
+    /// Cluster: maps announced node addresses to the addresses to dial (NAT).
+    pub fn address_map(mut self, map: AddressMap) -> Self {
+        self.config.address_map = Some(map);
+        self
+    }
+
+    /// Connects to a Redis Cluster through any of `seeds`
+    /// (`host:port` or `redis://` URLs; credentials and TLS as for [`standalone`](Self::standalone)).
+    ///
+    /// # Errors
+    ///
+    /// See [`RedisService`]; also `Config` for an empty seed list or a seed
+    /// that is not a cluster node.
+    pub async fn cluster<I, S>(self, seeds: I) -> Result<RedisService, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut config = self.config;
+        config.validate()?;
+        let endpoints = seeds
+            .into_iter()
+            .map(|s| endpoint::parse(s.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let Some(first) = endpoints.first() else {
+            return Err(Error::config("the cluster seed list is empty"));
+        };
+        if !config.has_credentials() {
+            config.credentials = first.credentials.clone();
+        }
+        if endpoints.iter().any(|e| e.tls) && config.tls.is_none() {
+            config.tls = Some(Tls::new());
+        }
+        if endpoints
+            .iter()
+            .any(|e| e.database.is_some_and(|db| db != 0))
+            || config.database != 0
+        {
+            return Err(Error::config("Redis Cluster has only database 0"));
+        }
+        config.validate()?;
+        let cluster = Cluster::start(endpoints, &config, data_factory(&config)).await?;
+        let shared = Arc::new(Shared {
+            backend: Backend::Cluster(Box::new(cluster)),
+            config,
+        });
+        if let Backend::Cluster(cluster) = &shared.backend {
+            cluster.spawn_refresher(&Arc::downgrade(&shared));
+        }
+        Ok(RedisService { shared })
+    }
+
     /// Connects to a standalone server.
     ///
     /// # Errors
@@ -296,6 +385,7 @@ impl RedisServiceBuilder {
 pub(crate) fn connect_settings(config: &Config) -> ConnectSettings {
     ConnectSettings {
         connect_timeout: config.connect_timeout,
+        readonly: false,
         reconnect_base: config.reconnect_base,
         reconnect_cap: config.reconnect_cap,
     }

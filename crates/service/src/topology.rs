@@ -24,6 +24,16 @@ impl RedisTopology {
         match &self.shared.backend {
             Backend::Standalone(standalone) => Some(standalone.addr().clone()),
             Backend::Sentinel(sentinel) => sentinel.master_addr(),
+            Backend::Cluster(cluster) => cluster.primaries().into_iter().next(),
+        }
+    }
+
+    /// Every primary: the master outside a cluster, each shard's primary in one.
+    #[must_use]
+    pub fn primaries(&self) -> Vec<NodeAddr> {
+        match &self.shared.backend {
+            Backend::Cluster(cluster) => cluster.primaries(),
+            _ => self.primary().into_iter().collect(),
         }
     }
 }
@@ -36,6 +46,7 @@ impl Topology for RedisTopology {
                 _ => Some(standalone.addr().clone()),
             },
             Backend::Sentinel(sentinel) => sentinel.node_for(request),
+            Backend::Cluster(cluster) => cluster.node_for(request),
         }
     }
 
@@ -46,6 +57,7 @@ impl Topology for RedisTopology {
                 sentinel.replica_addrs()
             }
             Backend::Sentinel(_) => Vec::new(),
+            Backend::Cluster(cluster) => cluster.replicas_of(node),
         }
     }
 
@@ -60,6 +72,7 @@ impl Topology for RedisTopology {
             }
             Backend::Standalone(_) => NodeHealth::Unknown,
             Backend::Sentinel(sentinel) => sentinel.health(node),
+            Backend::Cluster(cluster) => cluster.node_health(node),
         }
     }
 
@@ -67,6 +80,7 @@ impl Topology for RedisTopology {
         match &self.shared.backend {
             Backend::Standalone(_) => 0,
             Backend::Sentinel(sentinel) => sentinel.generation(),
+            Backend::Cluster(cluster) => cluster.generation(),
         }
     }
 }

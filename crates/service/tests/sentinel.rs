@@ -177,6 +177,12 @@ async fn master_kill_under_writes_resumes_fast_and_never_double_counts() {
     let old_master = topology.initial_master();
     let old_addr = addr_of(old_master);
 
+    call(&redis, cmd(&["SET", "counter", "0"])).await.expect("SET");
+    topology
+        .wait_for_replication(Duration::from_secs(5))
+        .await
+        .expect("replicas in sync before the run");
+
     let mut acked: Vec<Instant> = Vec::new();
     let mut maybe = 0u64;
     let mut killed_at = None;
@@ -187,7 +193,8 @@ async fn master_kill_under_writes_resumes_fast_and_never_double_counts() {
     let mut restarted = false;
     let mut old_demoted_at = None;
     while started.elapsed() < Duration::from_secs(30) {
-        if killed_at.is_none() && acked.len() >= 200 {
+        // Write for a while first, so a bound on lost writes means something.
+        if killed_at.is_none() && started.elapsed() >= Duration::from_millis(1500) {
             old_master.kill().expect("kill -9 the master");
             killed_at = Some(Instant::now());
         }
