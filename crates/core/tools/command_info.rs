@@ -6,7 +6,7 @@
 
 use redis::Value;
 use redis_resilience_core::command::{
-    BeginSearch, CommandFlags, CommandSpec, FindKeys, KeySpec, KeySpecFlags,
+    BeginSearch, CommandFlags, CommandSpec, FindKeys, KeySpec, KeySpecFlags, RequestPolicy,
 };
 
 /// Every command and subcommand the server knows, sorted by name.
@@ -56,6 +56,14 @@ fn parse_command(entry: &Value, out: &mut Vec<CommandSpec>) -> Result<(), String
                 .ok_or_else(|| format!("{name}: unknown flag {flag:?}: add it to CommandFlags"))?,
         );
     }
+    let mut request_policy = RequestPolicy::Default;
+    if let Some(tips) = fields.get(7) {
+        for tip in array(tips, "tips")? {
+            if let Some(policy) = text(tip)?.strip_prefix("request_policy:") {
+                request_policy = RequestPolicy::from_tip(policy);
+            }
+        }
+    }
     let key_specs = match fields.get(8) {
         Some(value) => array(value, "key specs")?
             .iter()
@@ -75,6 +83,7 @@ fn parse_command(entry: &Value, out: &mut Vec<CommandSpec>) -> Result<(), String
         last_key: int(field(4)?)?,
         step: int(field(5)?)?,
         key_specs: Box::leak(key_specs.into_boxed_slice()),
+        request_policy,
         has_subcommands: !subcommands.is_empty(),
     });
     for sub in &subcommands {
@@ -144,7 +153,7 @@ pub(crate) fn render_table(version: &str, specs: &[CommandSpec]) -> String {
     out.push_str(&format!(
         "// from the COMMAND reply of redis-server {version}. Do not edit by hand.\n\n"
     ));
-    out.push_str("use super::spec::{BeginSearch, CommandFlags, CommandSpec, FindKeys, KeySpec, KeySpecFlags};\n\n");
+    out.push_str("use super::spec::{\n    BeginSearch, CommandFlags, CommandSpec, FindKeys, KeySpec, KeySpecFlags, RequestPolicy,\n};\n\n");
     out.push_str(&format!("/// The server version the table was generated from.\npub const SERVER_VERSION: &str = {version:?};\n\n"));
     out.push_str("/// Every command and subcommand, sorted by name.\n#[rustfmt::skip]\npub(super) static COMMANDS: &[CommandSpec] = &[\n");
     for spec in specs {
@@ -201,8 +210,8 @@ pub(crate) fn render_table(version: &str, specs: &[CommandSpec]) -> String {
             out.push_str("\n        ");
         }
         out.push_str(&format!(
-            "],\n        has_subcommands: {},\n    }},\n",
-            spec.has_subcommands
+            "],\n        request_policy: RequestPolicy::{:?},\n        has_subcommands: {},\n    }},\n",
+            spec.request_policy, spec.has_subcommands
         ));
     }
     out.push_str("];\n");

@@ -146,6 +146,27 @@ async fn routes_by_slot_splits_multi_key_commands_and_reads_replicas() {
         Value::Array(vec![Value::Okay, Value::Int(2)])
     );
 
+    // Keyless commands: diagnostics go to any primary; shard-wide ones are
+    // refused unless sent to each primary by address.
+    assert_eq!(
+        call(&redis, cmd(&["PING"])).await.expect("PING").value,
+        Value::SimpleString("PONG".into())
+    );
+    let err = call(&redis, cmd(&["KEYS", "*"])).await.expect_err("KEYS");
+    assert_eq!((err.kind(), err.sent()), (&ErrorKind::Config, Sent::No));
+    assert!(err.to_string().contains("every primary"), "{err}");
+    let mut total = 0;
+    for primary in redis.topology().primaries() {
+        let size = call(&redis, cmd(&["DBSIZE"]).with_route(Route::Node(primary)))
+            .await
+            .expect("DBSIZE per primary");
+        let Value::Int(n) = size.value else {
+            panic!("DBSIZE is not an integer");
+        };
+        total += n;
+    }
+    assert_eq!(total, 60 + 2 + 1, "keys written by this test");
+
     // Replica reads go to a replica of the key's shard (in READONLY mode).
     let owner = cluster.slot_owner(key_slot(b"key:1")).await.expect("owner");
     let replica = addr(&cluster.replicas_of(owner)[0]);
@@ -249,7 +270,11 @@ async fn slot_migration_surfaces_ask_then_moved_once_and_then_goes_straight() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_primary_its_replica_takes_over_and_writes_resume() {
     let _serial = failover_guard().await.expect("failover guard");
-    let cluster = cluster(3, 1).await;
+    let cluster = Cluster::builder(3, 1)
+        .config("cluster-require-full-coverage", "no")
+        .start()
+        .await
+        .unwrap_or_else(|err| panic!("cannot start the cluster: {err}"));
     let redis = connect(&cluster).await;
     let key = "resume:me";
     let victim = cluster
@@ -280,6 +305,11 @@ async fn killed_primary_its_replica_takes_over_and_writes_resume() {
             killed_at.elapsed() < Duration::from_secs(15),
             "writes never resumed"
         );
+        // The other shards keep answering throughout.
+        let deadline = Instant::now() + Duration::from_millis(300);
+        call(&redis, cmd(&["SET", &other, "x"]).with_deadline(deadline))
+            .await
+            .unwrap_or_else(|err| panic!("a live shard failed during the outage: {err}"));
         let deadline = Instant::now() + Duration::from_millis(300);
         match call(&redis, cmd(&["SET", key, "1"]).with_deadline(deadline)).await {
             Ok(response) => break (killed_at.elapsed(), primary_of(&response)),

@@ -177,7 +177,9 @@ async fn master_kill_under_writes_resumes_fast_and_never_double_counts() {
     let old_master = topology.initial_master();
     let old_addr = addr_of(old_master);
 
-    call(&redis, cmd(&["SET", "counter", "0"])).await.expect("SET");
+    call(&redis, cmd(&["SET", "counter", "0"]))
+        .await
+        .expect("SET");
     topology
         .wait_for_replication(Duration::from_secs(5))
         .await

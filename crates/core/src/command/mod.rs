@@ -35,7 +35,9 @@ mod spec;
 mod table;
 
 pub use keys::KeyPositions;
-pub use spec::{BeginSearch, CommandFlags, CommandSpec, FindKeys, KeySpec, KeySpecFlags};
+pub use spec::{
+    BeginSearch, CommandFlags, CommandSpec, FindKeys, KeySpec, KeySpecFlags, RequestPolicy,
+};
 pub use table::SERVER_VERSION;
 
 use crate::slot::key_slot;
@@ -285,6 +287,12 @@ impl CommandInfo {
     /// Overrides the idempotency classification.
     pub fn set_idempotent(&mut self, idempotent: bool) {
         self.idempotent = idempotent;
+    }
+
+    /// Where the command must run in a cluster (`Default` for unknown commands and pipelines).
+    #[must_use]
+    pub fn request_policy(&self) -> RequestPolicy {
+        self.spec.map_or(RequestPolicy::Default, |spec| spec.request_policy)
     }
 
     /// Key positions in the command's arguments (not meaningful for pipelines).

@@ -206,6 +206,41 @@ pub struct KeySpec {
     pub find_keys: FindKeys,
 }
 
+/// Where a keyless command must run in a cluster (the `request_policy` tip).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum RequestPolicy {
+    /// No tip: by its keys' slot, or on any node when it has none.
+    #[default]
+    Default,
+    /// On every primary (`KEYS`, `DBSIZE`, `FLUSHALL`, …).
+    AllShards,
+    /// On every node, replicas included (`CONFIG SET`, `SCRIPT LOAD`, …).
+    AllNodes,
+    /// Split by slot (`MSET`, `DEL`, `MGET`, …).
+    MultiShard,
+    /// Needs its own handling (e.g. `SCAN`-like cursors).
+    Special,
+}
+
+impl RequestPolicy {
+    /// From the tip's value (`all_shards`, …); unknown values are `Special`.
+    #[must_use]
+    pub fn from_tip(value: &str) -> Self {
+        match value {
+            "all_shards" => Self::AllShards,
+            "all_nodes" => Self::AllNodes,
+            "multi_shard" => Self::MultiShard,
+            _ => Self::Special,
+        }
+    }
+
+    /// Whether the command must run on more than one node to mean what it says.
+    #[must_use]
+    pub fn is_fan_out(self) -> bool {
+        matches!(self, Self::AllShards | Self::AllNodes)
+    }
+}
+
 /// One command of the static table, as the server describes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CommandSpec {
@@ -223,6 +258,8 @@ pub struct CommandSpec {
     pub step: i32,
     /// Key specs.
     pub key_specs: &'static [KeySpec],
+    /// Where it must run in a cluster.
+    pub request_policy: RequestPolicy,
     /// Whether the command is a container (`CONFIG`, `CLIENT`, …) whose second
     /// argument names a subcommand.
     pub has_subcommands: bool,

@@ -17,6 +17,13 @@
 //! - Partial coverage: slots of live shards keep being served while another
 //!   shard is down; requests for an uncovered slot fail at once with
 //!   `ClusterDown` (`Sent::No`).
+//! - Keyless commands go to one primary (round robin) — except those whose
+//!   answer or effect would silently cover one shard only (`KEYS`, `SCAN`,
+//!   `DBSIZE`, `RANDOMKEY`, `FLUSHALL`, `FLUSHDB`, `SCRIPT LOAD|FLUSH`,
+//!   `FUNCTION LOAD|DELETE|FLUSH|RESTORE`, `CONFIG SET`): those are refused
+//!   with `Config` unless routed to a node with `Route::Node`, once per node of
+//!   `RedisTopology::primaries()`. Per-node diagnostics (`PING`, `INFO`,
+//!   `SLOWLOG`, …) go to any primary.
 
 mod slot_map;
 mod split;
@@ -39,6 +46,24 @@ use crate::connection::{ConnectSettings, NodeConnection};
 use crate::endpoint::{ClientFactory, Endpoint};
 use crate::service::{Backend, Shared};
 use slot_map::SlotMap;
+
+/// Keyless commands whose answer or effect on one node would silently cover
+/// one shard only.
+const SHARD_WIDE: &[&str] = &[
+    "config|set",
+    "dbsize",
+    "flushall",
+    "flushdb",
+    "function|delete",
+    "function|flush",
+    "function|load",
+    "function|restore",
+    "keys",
+    "randomkey",
+    "scan",
+    "script|flush",
+    "script|load",
+];
 
 /// What the cluster looked like at the last refresh.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -162,6 +187,15 @@ impl Cluster {
         deadline: Instant,
     ) -> Result<Response, Error> {
         let slot = request.slot();
+        let name = request.info().name();
+        if slot == KeySlot::NoKeys && request.route().node().is_none() && SHARD_WIDE.contains(&name)
+        {
+            return Err(Error::config(format!(
+                "{} must run on every primary of a cluster: send it to each of \
+                 RedisTopology::primaries() with Route::Node",
+                name.to_ascii_uppercase()
+            )));
+        }
         if slot == KeySlot::Cross {
             return self.call_split(&request, deadline).await;
         }
