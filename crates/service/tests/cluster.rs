@@ -431,3 +431,80 @@ async fn bad_input_is_a_clear_error() {
     );
     assert!(started.elapsed() < Duration::from_secs(1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_and_address_mapping_work_for_every_node() {
+    let cluster = cluster(3, 0).await;
+    // Every node requires a password from now on.
+    for node in cluster.nodes() {
+        let _: String = node
+            .query(&["CONFIG", "SET", "requirepass", "cluster-pass"])
+            .await
+            .expect("requirepass");
+    }
+    // Each node is reached through a proxy: announced address → proxy address.
+    let mut proxies = Vec::new();
+    let mut routes = std::collections::HashMap::new();
+    for node in cluster.nodes() {
+        let proxy = redis_resilience_testkit::ChaosProxy::start(node.addr())
+            .await
+            .expect("proxy");
+        routes.insert(
+            addr(node),
+            NodeAddr::parse(proxy.addr()).expect("proxy address"),
+        );
+        proxies.push(proxy);
+    }
+    let map = redis_resilience_service::AddressMap::new(move |announced: &NodeAddr| {
+        routes
+            .get(announced)
+            .cloned()
+            .unwrap_or_else(|| announced.clone())
+    });
+    let seed = proxies[0].addr().to_owned();
+
+    let err = RedisService::builder()
+        .address_map(map.clone())
+        .cluster([seed.as_str()])
+        .await
+        .expect_err("no password");
+    assert_eq!(err.kind(), &ErrorKind::Auth, "{err}");
+
+    let redis = RedisService::builder()
+        .credentials(redis_resilience_service::Credentials::password(
+            "cluster-pass",
+        ))
+        .address_map(map)
+        .cluster([seed.as_str()])
+        .await
+        .expect("password and address map");
+    let mut owners = HashSet::new();
+    for i in 0..30 {
+        let key = format!("mapped:{i}");
+        let set = call(&redis, cmd(&["SET", &key, "v"]))
+            .await
+            .expect("SET through a proxy");
+        // Announced addresses stay the nodes' identity; only dialing is mapped.
+        owners.insert(primary_of(&set));
+    }
+    assert_eq!(owners.len(), 3);
+    for owner in &owners {
+        assert!(
+            cluster.nodes().iter().any(|n| addr(n) == *owner),
+            "{owner} is not a node"
+        );
+    }
+    // The traffic really goes through the mapped addresses: cut the proxies
+    // and requests fail, although the nodes themselves are fine.
+    for proxy in &proxies {
+        proxy.toxics().refuse();
+        proxy.toxics().reset_connections();
+    }
+    let err = call(&redis, cmd(&["GET", "mapped:1"]))
+        .await
+        .expect_err("proxies cut");
+    assert!(
+        matches!(err.kind(), ErrorKind::Connect | ErrorKind::Io),
+        "{err:?}"
+    );
+}
