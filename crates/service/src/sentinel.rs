@@ -193,14 +193,35 @@ impl Sentinel {
                 if !request.info().is_readonly() {
                     return Err(write_to_replica());
                 }
-                let Some(replica) = self.pick_replica(*read_from) else {
+                let Some(first) = self.pick_replica(*read_from) else {
                     return Err(Error::new(
                         ErrorKind::NoReplicaAvailable,
                         Sent::No,
                         format!("no healthy replica of {:?}", self.master_name),
                     ));
                 };
-                self.call_replica(&replica, &request, deadline).await
+                // A replica that could not serve the read is not the last word:
+                // during a failover the sentinels reconfigure replicas and
+                // kill their client connections (`CLIENT KILL TYPE normal`),
+                // and a resyncing replica answers LOADING. Reads are safe to
+                // send again: try the others once each, then the first again
+                // (its connection has been re-established meanwhile).
+                let others: Vec<Arc<NodeConnection>> = self
+                    .replicas_snapshot()
+                    .iter()
+                    .filter(|r| r.conn.addr() != first.addr())
+                    .map(|r| Arc::clone(&r.conn))
+                    .collect();
+                let mut result = self.call_replica(&first, &request, deadline).await;
+                for next in others.iter().chain(std::iter::once(&first)) {
+                    match &result {
+                        Err(err) if replica_may_retry(err) => {
+                            result = self.call_replica(next, &request, deadline).await;
+                        }
+                        _ => break,
+                    }
+                }
+                result
             }
             _ => Err(Error::config("unsupported route")),
         }
@@ -469,6 +490,16 @@ impl Sentinel {
                 offset: info.offset,
             });
         }
+        if fresh.is_empty() {
+            // Right after a failover the replicas are being reconfigured to
+            // follow the new master and report their link down for a moment:
+            // keep the ones we had (they still serve reads) rather than none.
+            fresh = old
+                .iter()
+                .filter(|r| Some(r.conn.addr()) != master.as_ref())
+                .cloned()
+                .collect();
+        }
         fresh.sort_by_key(|r| std::cmp::Reverse(r.offset));
         if let Ok(mut replicas) = self.replicas.write() {
             *replicas = Arc::from(fresh);
@@ -482,6 +513,15 @@ fn health_of(node: &NodeConnection) -> NodeHealth {
     } else {
         NodeHealth::Failing
     }
+}
+
+/// A replica read failure worth another replica (reads are idempotent;
+/// timeouts are not retried, they would double the wait).
+fn replica_may_retry(err: &Error) -> bool {
+    matches!(
+        err.kind(),
+        ErrorKind::Connect | ErrorKind::Io | ErrorKind::Loading | ErrorKind::MasterDown
+    )
 }
 
 fn write_to_replica() -> Error {

@@ -15,7 +15,8 @@ const UNCOVERED: u16 = u16::MAX;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Shard {
     pub(crate) primary: NodeAddr,
-    /// Healthy replicas, most up to date first.
+    /// Replicas not marked failed: `online` ones first, then by replication
+    /// offset, highest (least behind) first.
     pub(crate) replicas: Vec<NodeAddr>,
     /// Nodes the cluster marks failed (primary or replicas).
     pub(crate) failed: Vec<NodeAddr>,
@@ -159,22 +160,27 @@ impl SlotMap {
                 return None;
             };
             let mut primary = None;
-            let mut replicas: Vec<(i64, NodeAddr)> = Vec::new();
+            let mut replicas: Vec<(bool, i64, NodeAddr)> = Vec::new();
             let mut failed = Vec::new();
             for node in nodes {
                 let node = pairs(node)?;
                 let addr = node_addr(&node, host)?;
-                let healthy = field(&node, "health").and_then(text).as_deref() == Some("online");
-                if !healthy {
+                // `loading` also means "offset 0 as last gossiped", which a
+                // replica in sync reports for seconds in a fresh cluster: it
+                // is usable, after the `online` ones.
+                let health = field(&node, "health").and_then(text);
+                let online = health.as_deref() == Some("online");
+                let failed_node = !online && health.as_deref() != Some("loading");
+                if failed_node {
                     failed.push(addr.clone());
                 }
                 match field(&node, "role").and_then(text).as_deref() {
                     Some("master") => primary = Some(addr),
-                    Some("replica") if healthy => {
+                    Some("replica") if !failed_node => {
                         let offset = field(&node, "replication-offset")
                             .and_then(int)
                             .unwrap_or(0);
-                        replicas.push((offset, addr));
+                        replicas.push((online, offset, addr));
                     }
                     _ => {}
                 }
@@ -186,11 +192,11 @@ impl SlotMap {
             if ranges.is_empty() {
                 continue;
             }
-            replicas.sort_by_key(|(offset, _)| std::cmp::Reverse(*offset));
+            replicas.sort_by_key(|(online, offset, _)| std::cmp::Reverse((*online, *offset)));
             shards.push((
                 Shard {
                     primary,
-                    replicas: replicas.into_iter().map(|(_, addr)| addr).collect(),
+                    replicas: replicas.into_iter().map(|(_, _, addr)| addr).collect(),
                     failed,
                 },
                 ranges,
@@ -338,6 +344,7 @@ mod tests {
                     node(7003, "replica", "online", 8),
                     node(7004, "replica", "online", 9),
                     node(7005, "replica", "failed", 10),
+                    node(7006, "replica", "loading", 99),
                 ]),
             ]),
             Value::Array(vec![
@@ -351,12 +358,13 @@ mod tests {
         assert_eq!(map.covered(), 16384);
         let first = map.shard_of(0).expect("slot 0");
         assert_eq!(first.primary, NodeAddr::new("127.0.0.1", 7000));
-        // Healthy replicas only, most up to date first.
+        // Replicas not failed, most up to date first.
         assert_eq!(
             first.replicas,
             vec![
                 NodeAddr::new("127.0.0.1", 7004),
-                NodeAddr::new("127.0.0.1", 7003)
+                NodeAddr::new("127.0.0.1", 7003),
+                NodeAddr::new("127.0.0.1", 7006),
             ]
         );
         assert_eq!(map.shard_of(16383).map(|s| s.primary.port()), Some(7001));
