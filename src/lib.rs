@@ -34,6 +34,7 @@ mod client;
 
 pub use client::Client;
 pub use redis_resilience_core as core;
+pub use redis_resilience_layers as layers;
 pub use redis_resilience_core::{
     Command, CommandInfo, Error, ErrorKind, KeySlot, NodeAddr, NodeHealth, ReadFrom, Request,
     RequestOptions, Response, Route, Sent, ServedBy, Topology,

@@ -1,0 +1,81 @@
+//! Tower middlewares that keep Redis requests answering while a deployment
+//! fails over or reshards.
+//!
+//! Every layer speaks the contract of `redis-resilience-core`: a service of
+//! [`Request`](redis_resilience_core::Request) to
+//! [`Response`](redis_resilience_core::Response) failing with
+//! [`Error`](redis_resilience_core::Error). Layers never depend on the real
+//! service, so each one is tested against mocks.
+//!
+//! - [`retry`]: [`RetryLayer`] retries transient failures, with full-jitter
+//!   backoff, a retry budget shared by every clone, and the request's deadline
+//!   as a hard bound.
+//! - [`redirect`]: [`RedirectLayer`] follows cluster `MOVED` and `ASK`
+//!   redirects, with a hop limit and loop detection.
+//! - [`replica_fallback`]: [`ReplicaFallbackLayer`] sends a read whose
+//!   primary failed to a healthy replica, once.
+//! - [`circuit_breaker`]: [`CircuitBreakerLayer`] stops sending to a failing
+//!   node (one breaker per node, or one for all) and probes it back.
+//! - [`observe`]: [`ObserveLayer`], one tracing span per request and the
+//!   routing metrics.
+//!
+//! Put [`RedirectLayer`] innermost, next to the service, and [`RetryLayer`]
+//! outside it: a resharding then costs no retry and no backoff, and the retry
+//! layer only sees real failures.
+//!
+//! # Example
+//!
+//! ```
+//! use redis_resilience_core::{Error, Request, Response, ServedBy};
+//! use redis_resilience_layers::{RedirectLayer, RetryLayer, RetryPolicy};
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Error> {
+//! // Stands in for `RedisService`.
+//! let redis = service_fn(|_request: Request| async {
+//!     Ok::<_, Error>(Response::new(redis::Value::Okay, ServedBy::Primary(None)))
+//! });
+//! let svc = ServiceBuilder::new()
+//!     .layer(RetryLayer::new(RetryPolicy::default()))
+//!     .layer(RedirectLayer::new())
+//!     .service(redis);
+//! let response = svc
+//!     .oneshot(Request::new(redis::cmd("SET").arg("k").arg("v").clone()))
+//!     .await?;
+//! assert_eq!(response.value, redis::Value::Okay);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Errors
+//!
+//! The layers return the inner service's errors, unchanged when they give up
+//! on them (so [`Error::kind`](redis_resilience_core::Error::kind) and
+//! [`Error::sent`](redis_resilience_core::Error::sent) still describe what
+//! happened), except where a module documents an error of its own.
+//!
+//! # Metrics
+//!
+//! Recorded through the [`metrics`] facade (nothing is recorded unless the
+//! application installs a recorder): `redis_retry_attempts_total{outcome}` and
+//! `redis_redirects_total{kind}`.
+
+#![forbid(unsafe_code)]
+
+pub mod circuit_breaker;
+pub mod observe;
+pub mod redirect;
+pub mod replica_fallback;
+pub mod retry;
+
+pub use circuit_breaker::{
+    CircuitBreaker, CircuitBreakerConfig, CircuitBreakerConfigBuilder, CircuitBreakerHandle,
+    CircuitBreakerLayer, CircuitState,
+};
+pub use observe::{Observe, ObserveLayer, RoutingStatus};
+pub use redirect::{Redirect, RedirectLayer, RedirectPolicy, RedirectPolicyBuilder};
+pub use replica_fallback::{ReplicaFallback, ReplicaFallbackLayer};
+pub use retry::{
+    Retry, RetryBudget, RetryBudgetBuilder, RetryLayer, RetryPolicy, RetryPolicyBuilder,
+};
