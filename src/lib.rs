@@ -1,28 +1,65 @@
 //! Composable tower layers that keep a Rust service answering while Redis
 //! fails over, reshards or hangs.
 //!
-//! This is the facade crate. Today it re-exports the contract every layer
-//! speaks, from [`redis_resilience_core`]: a [`Request`] carries a command and
-//! what is known about it ([`CommandInfo`]: slot, keys, read-only,
-//! idempotent), a [`Route`] and a deadline; a [`Response`] says who answered
-//! ([`ServedBy`]); an [`Error`] says what failed ([`ErrorKind`]) and whether
-//! the command may have run ([`Sent`]). The `RedisService` and the layers
-//! build on it.
+//! A [`RedisService`] talks to standalone Redis, a Sentinel-managed master
+//! (following a failover at once) or a Redis Cluster (routing by slot). The
+//! [`layers`] wrap it, each doing one thing; a [`Client`] makes any stack a
+//! redis-rs connection, so `redis::AsyncCommands` work unchanged. Every
+//! [`Response`] says who answered ([`ServedBy`]); every [`Error`] says what
+//! failed ([`ErrorKind`]) and whether the command may have run ([`Sent`]).
 //!
 //! # Example
 //!
-//! ```
-//! use redis_resilience::{Error, KeySlot, Request, Sent};
+//! ```no_run
+//! use std::time::Duration;
+//! use redis::AsyncCommands;
+//! use redis_resilience::prelude::*;
+//! use tower::ServiceBuilder;
 //!
-//! let request = Request::new(redis::cmd("MGET").arg("{user:42}:name").arg("{user:42}:mail").clone());
-//! assert!(request.info().is_readonly());
-//! // Hash-tagged keys share a slot, so a cluster can serve this in one go.
-//! assert!(matches!(request.slot(), KeySlot::Single(_)));
-//!
-//! // A timeout after the command was written: only idempotent commands may be sent again.
-//! let err = Error::timeout(Sent::Maybe);
-//! assert!(err.sent() == Sent::Maybe && request.info().is_idempotent());
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let redis = RedisService::cluster(["127.0.0.1:7000"]).await?;
+//! let svc = ServiceBuilder::new()
+//!     .observe()
+//!     .staleness(StalenessLayer::new(Duration::from_secs(30)))
+//!     .coalesce(CoalesceLayer::new())
+//!     .idempotent_retry(RetryPolicy::default())
+//!     .replica_fallback()
+//!     .circuit_breaker(CircuitBreakerLayer::per_node(redis.topology(), CircuitBreakerConfig::default()))
+//!     .redirects()
+//!     .service(redis);
+//! let mut client = Client::new(svc).with_default_timeout(Duration::from_millis(200));
+//! let name: Option<String> = client.get("user:42:name").await?;
+//! # let _ = name;
+//! # Ok(()) }
 //! ```
+//!
+//! # The recommended order, and why
+//!
+//! Outermost first:
+//!
+//! | layer | why there |
+//! |---|---|
+//! | [`ObserveLayer`](layers::ObserveLayer) | sees what the caller sees: one span, the final outcome, the end-to-end latency |
+//! | [`SecondaryStoreLayer`](layers::SecondaryStoreLayer) | asked only when everything below could not answer |
+//! | [`StalenessLayer`](layers::StalenessLayer) | a kept value beats an error, but only after retries and fallbacks failed |
+//! | [`CoalesceLayer`](layers::CoalesceLayer) | outside Retry, so one retry loop serves every waiter |
+//! | [`RetryLayer`](layers::RetryLayer) | outside the breaker, so the breaker sees each attempt |
+//! | [`ReplicaFallbackLayer`](layers::ReplicaFallbackLayer) | outside the breaker, so an open primary circuit sends reads to a replica at once |
+//! | [`CircuitBreakerLayer`](layers::CircuitBreakerLayer) | per node, next to the service, so one sick shard never opens the circuit for the others |
+//! | [`RedirectLayer`](layers::RedirectLayer) | innermost, so a reshard never costs a retry or trips a breaker |
+//!
+//! [`ServiceBuilderExt`] adds one method per layer to `tower::ServiceBuilder`;
+//! [`presets`] builds the two common stacks (cache reads, critical writes)
+//! from one shared set of layers.
+//!
+//! # Features
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | `tls` | TLS (and mutual TLS) to every node, through redis-rs's rustls support |
+//!
+//! Every layer is always built: they share one small crate
+//! (`redis-resilience-layers`) whose dependencies are few.
 //!
 //! # Minimum supported Rust version
 //!
@@ -31,14 +68,19 @@
 #![forbid(unsafe_code)]
 
 mod client;
+mod ext;
+pub mod prelude;
+pub mod presets;
 
 pub use client::Client;
+pub use ext::ServiceBuilderExt;
 pub use redis_resilience_core as core;
-pub use redis_resilience_layers as layers;
 pub use redis_resilience_core::{
     Command, CommandInfo, Error, ErrorKind, KeySlot, NodeAddr, NodeHealth, ReadFrom, Request,
     RequestOptions, Response, Route, Sent, ServedBy, Topology,
 };
+pub use redis_resilience_layers as layers;
 pub use redis_resilience_service::{
-    Config, Credentials, RedisService, RedisServiceBuilder, RedisTopology,
+    AddressMap, ClusterHealth, Config, Credentials, RedisService, RedisServiceBuilder,
+    RedisTopology, Tls,
 };

@@ -162,7 +162,7 @@ async fn reads_follow_a_slot_migration_and_a_manual_failover_without_errors() {
                     .await
                 {
                     Ok(response) => {
-                        assert_eq!(response.value, Value::BulkString(b"v".to_vec()), "{key}")
+                        assert_eq!(response.value, Value::BulkString(b"v".to_vec()), "{key}");
                     }
                     Err(err) => errors.push(format!("{key}: {err}")),
                 }

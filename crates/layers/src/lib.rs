@@ -18,6 +18,12 @@
 //!   node (one breaker per node, or one for all) and probes it back.
 //! - [`observe`]: [`ObserveLayer`], one tracing span per request and the
 //!   routing metrics.
+//! - [`coalesce`]: [`CoalesceLayer`], one upstream call per identical
+//!   in-flight read, safe when the caller that started it goes away.
+//! - [`staleness`]: [`StalenessLayer`], the last good value of a read within
+//!   a staleness budget when Redis cannot answer, with explicit invalidation.
+//! - [`secondary`]: [`SecondaryStoreLayer`], the source of truth when Redis
+//!   could not answer, rate-limited and coalesced.
 //!
 //! Put [`RedirectLayer`] innermost, next to the service, and [`RetryLayer`]
 //! outside it: a resharding then costs no retry and no backoff, and the retry
@@ -58,24 +64,37 @@
 //! # Metrics
 //!
 //! Recorded through the [`metrics`] facade (nothing is recorded unless the
-//! application installs a recorder): `redis_retry_attempts_total{outcome}` and
-//! `redis_redirects_total{kind}`.
+//! application installs a recorder): `redis_retry_attempts_total{outcome}`,
+//! `redis_redirects_total{kind}`, `redis_circuit_state{node}`,
+//! `redis_circuit_transitions_total{node,to}`,
+//! `redis_replica_fallbacks_total{outcome}`,
+//! `redis_coalesced_requests_total{role}`, `redis_stale_served_total`,
+//! `redis_stale_age_seconds`, `redis_secondary_requests_total{outcome}`,
+//! `redis_fallback_routing_attempts_total{status}` and
+//! `redis_fallback_routing_latency_seconds{status}`. `docs/RUNBOOK.md`
+//! explains each.
 
 #![forbid(unsafe_code)]
 
 pub mod circuit_breaker;
+pub mod coalesce;
 pub mod observe;
 pub mod redirect;
 pub mod replica_fallback;
 pub mod retry;
+pub mod secondary;
+pub mod staleness;
 
 pub use circuit_breaker::{
     CircuitBreaker, CircuitBreakerConfig, CircuitBreakerConfigBuilder, CircuitBreakerHandle,
     CircuitBreakerLayer, CircuitState,
 };
+pub use coalesce::{Coalesce, CoalesceLayer};
 pub use observe::{Observe, ObserveLayer, RoutingStatus};
 pub use redirect::{Redirect, RedirectLayer, RedirectPolicy, RedirectPolicyBuilder};
 pub use replica_fallback::{ReplicaFallback, ReplicaFallbackLayer};
 pub use retry::{
     Retry, RetryBudget, RetryBudgetBuilder, RetryLayer, RetryPolicy, RetryPolicyBuilder,
 };
+pub use secondary::{SecondaryStore, SecondaryStoreConfig, SecondaryStoreLayer};
+pub use staleness::{Staleness, StalenessConfig, StalenessLayer};
