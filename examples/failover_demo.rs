@@ -21,8 +21,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use redis_resilience::layers::{
-    CircuitBreakerConfig, CircuitBreakerLayer, ObserveLayer, RedirectLayer, ReplicaFallbackLayer,
-    RetryLayer, RetryPolicy,
+    CircuitBreakerConfig, CircuitBreakerLayer, CoalesceLayer, ObserveLayer, RedirectLayer,
+    ReplicaFallbackLayer, RetryLayer, RetryPolicy, StalenessLayer,
 };
 use redis_resilience::{Error, RedisService, Request, Response, ServedBy};
 use redis_resilience_testkit::{Cluster, Sentinel};
@@ -109,8 +109,12 @@ fn options() -> Result<Options, String> {
     Ok(options)
 }
 
-/// The recommended order for reads (DESIGN §5), as far as it exists today:
-/// Observe → Retry → ReplicaFallback → CircuitBreaker (per node) → Redirect → service.
+/// How old a kept value may be when it is served.
+const STALENESS_BUDGET: Duration = Duration::from_secs(5);
+
+/// The recommended order for reads (DESIGN §5): Observe → Staleness →
+/// Coalesce → Retry → ReplicaFallback → CircuitBreaker (per node) → Redirect
+/// → service. (No secondary store: this demo has no database behind Redis.)
 fn read_stack(redis: &RedisService) -> Stack {
     let breaker = CircuitBreakerConfig::builder()
         .minimum_calls(10)
@@ -120,6 +124,8 @@ fn read_stack(redis: &RedisService) -> Stack {
     BoxCloneService::new(
         ServiceBuilder::new()
             .layer(ObserveLayer::new())
+            .layer(StalenessLayer::new(STALENESS_BUDGET))
+            .layer(CoalesceLayer::new())
             .layer(RetryLayer::new(RetryPolicy::default()))
             .layer(ReplicaFallbackLayer::new())
             .layer(CircuitBreakerLayer::per_node(redis.topology(), breaker))
@@ -420,13 +426,18 @@ async fn run(options: &Options) -> Result<bool, Box<dyn std::error::Error>> {
                     return;
                 };
                 let slice = timeline.slice(started.elapsed());
+                let mut over_budget = false;
                 match result.as_ref().map(|r| &r.served_by) {
                     Ok(ServedBy::Primary(_)) => slice.primary += 1,
                     Ok(ServedBy::Replica(_)) => slice.replica += 1,
-                    Ok(ServedBy::Stale { .. }) => slice.stale += 1,
+                    Ok(ServedBy::Stale { age }) => {
+                        slice.stale += 1;
+                        over_budget = *age > STALENESS_BUDGET;
+                    }
                     Ok(_) => slice.secondary += 1,
                     Err(_) => slice.read_errors += 1,
                 }
+                timeline.stale_over_budget += u32::from(over_budget);
             }
         }));
     }
