@@ -54,12 +54,23 @@
 //!
 //! # Features
 //!
-//! | feature | what it adds |
-//! |---|---|
-//! | `tls` | TLS (and mutual TLS) to every node, through redis-rs's rustls support |
+//! One feature per layer, all on by default (`full`); turn `default-features`
+//! off and pick the layers you use to build less.
 //!
-//! Every layer is always built: they share one small crate
-//! (`redis-resilience-layers`) whose dependencies are few.
+//! | feature | what it adds | extra dependencies |
+//! |---|---|---|
+//! | `full` (default) | every layer below | |
+//! | `observe` | [`ObserveLayer`](layers::ObserveLayer) | |
+//! | `secondary` | [`SecondaryStoreLayer`](layers::SecondaryStoreLayer) (implies `coalesce`) | governor |
+//! | `staleness` | [`StalenessLayer`](layers::StalenessLayer) (implies `coalesce`) | quick_cache, futures-util |
+//! | `coalesce` | [`CoalesceLayer`](layers::CoalesceLayer) | |
+//! | `retry` | [`RetryLayer`](layers::RetryLayer) | |
+//! | `replica-fallback` | [`ReplicaFallbackLayer`](layers::ReplicaFallbackLayer) | |
+//! | `circuit-breaker` | [`CircuitBreakerLayer`](layers::CircuitBreakerLayer) | |
+//! | `redirect` | [`RedirectLayer`](layers::RedirectLayer) | |
+//! | `tls` (off) | TLS and mutual TLS to every node (rustls with ring) | rustls, tokio-rustls |
+//!
+//! [`presets`] needs every layer but the secondary store.
 //!
 //! # Minimum supported Rust version
 //!
@@ -70,6 +81,15 @@
 mod client;
 mod ext;
 pub mod prelude;
+#[cfg(all(
+    feature = "observe",
+    feature = "staleness",
+    feature = "coalesce",
+    feature = "retry",
+    feature = "replica-fallback",
+    feature = "circuit-breaker",
+    feature = "redirect"
+))]
 pub mod presets;
 
 pub use client::Client;

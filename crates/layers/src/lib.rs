@@ -76,25 +76,41 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "circuit-breaker")]
 pub mod circuit_breaker;
+#[cfg(feature = "coalesce")]
 pub mod coalesce;
+#[cfg(feature = "observe")]
 pub mod observe;
+#[cfg(feature = "redirect")]
 pub mod redirect;
+#[cfg(feature = "replica-fallback")]
 pub mod replica_fallback;
+#[cfg(feature = "retry")]
 pub mod retry;
+#[cfg(feature = "secondary")]
 pub mod secondary;
+#[cfg(feature = "staleness")]
 pub mod staleness;
 
+#[cfg(feature = "circuit-breaker")]
 pub use circuit_breaker::{
     CircuitBreaker, CircuitBreakerConfig, CircuitBreakerConfigBuilder, CircuitBreakerHandle,
     CircuitBreakerLayer, CircuitState,
 };
+#[cfg(feature = "coalesce")]
 pub use coalesce::{Coalesce, CoalesceLayer};
+#[cfg(feature = "observe")]
 pub use observe::{Observe, ObserveLayer, RoutingStatus};
+#[cfg(feature = "redirect")]
 pub use redirect::{Redirect, RedirectLayer, RedirectPolicy, RedirectPolicyBuilder};
+#[cfg(feature = "replica-fallback")]
 pub use replica_fallback::{ReplicaFallback, ReplicaFallbackLayer};
+#[cfg(feature = "retry")]
 pub use retry::{
     Retry, RetryBudget, RetryBudgetBuilder, RetryLayer, RetryPolicy, RetryPolicyBuilder,
 };
+#[cfg(feature = "secondary")]
 pub use secondary::{SecondaryStore, SecondaryStoreConfig, SecondaryStoreLayer};
+#[cfg(feature = "staleness")]
 pub use staleness::{Staleness, StalenessConfig, StalenessLayer};

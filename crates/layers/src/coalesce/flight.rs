@@ -71,6 +71,10 @@ impl<K: Hash + Eq + Clone, T: Clone> Flights<K, T> {
     }
 
     /// Joins the flight for `key` if one is in the air and still wanted.
+    #[cfg_attr(
+        not(feature = "secondary"),
+        expect(dead_code, reason = "only the secondary store joins without leading")
+    )]
     pub(crate) fn follow(self: &Arc<Self>, key: &K) -> Option<Waiter<K, T>> {
         let map = lock(&self.map);
         let flight = map.get(key)?;
