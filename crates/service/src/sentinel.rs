@@ -193,7 +193,7 @@ impl Sentinel {
                 if !request.info().is_readonly() {
                     return Err(write_to_replica());
                 }
-                let Some(first) = self.pick_replica(*read_from) else {
+                let Some(first) = self.pick_replica(*read_from, true) else {
                     return Err(Error::new(
                         ErrorKind::NoReplicaAvailable,
                         Sent::No,
@@ -286,25 +286,32 @@ impl Sentinel {
     }
 
     /// A connected healthy replica if there is one, else any healthy one.
-    fn pick_replica(&self, read_from: ReadFrom) -> Option<Arc<NodeConnection>> {
+    /// A healthy replica, preferring connected ones. `advance` moves the
+    /// round robin on (a call does; a peek from the topology view does not,
+    /// so a per-node breaker keys on the replica the call will use).
+    fn pick_replica(&self, read_from: ReadFrom, advance: bool) -> Option<Arc<NodeConnection>> {
         let replicas = self.replicas_snapshot();
-        let connected: Vec<&Replica> = replicas.iter().filter(|r| r.conn.is_connected()).collect();
-        let pool: Vec<&Replica> = if connected.is_empty() {
-            replicas.iter().collect()
-        } else {
-            connected
-        };
-        match read_from {
+        let any_connected = replicas.iter().any(|r| r.conn.is_connected());
+        let mut pool = replicas
+            .iter()
+            .filter(|r| !any_connected || r.conn.is_connected());
+        let pick = match read_from {
             ReadFrom::AnyHealthy => {
-                if pool.is_empty() {
+                let len = pool.clone().count();
+                if len == 0 {
                     return None;
                 }
-                let i = self.next_replica.fetch_add(1, Ordering::Relaxed) % pool.len();
-                pool.get(i).map(|r| Arc::clone(&r.conn))
+                let n = if advance {
+                    self.next_replica.fetch_add(1, Ordering::Relaxed)
+                } else {
+                    self.next_replica.load(Ordering::Relaxed)
+                };
+                pool.nth(n % len)
             }
             // Sorted by offset when refreshed: the first is the least behind.
-            _ => pool.first().map(|r| Arc::clone(&r.conn)),
-        }
+            _ => pool.next(),
+        };
+        pick.map(|r| Arc::clone(&r.conn))
     }
 
     pub(crate) fn master_addr(&self) -> Option<NodeAddr> {
@@ -325,7 +332,9 @@ impl Sentinel {
     pub(crate) fn node_for(&self, request: &Request) -> Option<NodeAddr> {
         match request.route() {
             Route::Node(addr) | Route::Asking(addr) => Some(addr.clone()),
-            Route::Replica(read_from) => self.pick_replica(*read_from).map(|c| c.addr().clone()),
+            Route::Replica(read_from) => self
+                .pick_replica(*read_from, false)
+                .map(|c| c.addr().clone()),
             _ => self.master_addr(),
         }
     }

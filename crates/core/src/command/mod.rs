@@ -292,7 +292,8 @@ impl CommandInfo {
     /// Where the command must run in a cluster (`Default` for unknown commands and pipelines).
     #[must_use]
     pub fn request_policy(&self) -> RequestPolicy {
-        self.spec.map_or(RequestPolicy::Default, |spec| spec.request_policy)
+        self.spec
+            .map_or(RequestPolicy::Default, |spec| spec.request_policy)
     }
 
     /// Key positions in the command's arguments (not meaningful for pipelines).

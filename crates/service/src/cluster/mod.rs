@@ -207,7 +207,7 @@ impl Cluster {
                         "only read-only commands can be routed to a replica",
                     ));
                 }
-                (self.replica_for(slot, *read_from)?, true)
+                (self.replica_for(slot, *read_from, true)?, true)
             }
             _ => (self.primary_for(slot)?, false),
         };
@@ -303,7 +303,7 @@ impl Cluster {
         for (slot, _) in &split.parts {
             let slot = KeySlot::Single(*slot);
             targets.push(match to_replica {
-                Some(read_from) => self.replica_for(slot, read_from)?,
+                Some(read_from) => self.replica_for(slot, read_from, true)?,
                 None => self.primary_for(slot)?,
             });
         }
@@ -371,7 +371,14 @@ impl Cluster {
     }
 
     /// A replica of the shard serving `slot`.
-    fn replica_for(&self, slot: KeySlot, read_from: ReadFrom) -> Result<NodeAddr, Error> {
+    /// `advance` moves the round robin on (a call does; a peek from the
+    /// topology view does not).
+    fn replica_for(
+        &self,
+        slot: KeySlot,
+        read_from: ReadFrom,
+        advance: bool,
+    ) -> Result<NodeAddr, Error> {
         let primary = self.primary_for(slot)?;
         let map = self.map();
         let replicas = map
@@ -382,7 +389,12 @@ impl Cluster {
             .unwrap_or_default();
         let pick = match read_from {
             ReadFrom::AnyHealthy if !replicas.is_empty() => {
-                replicas.get(self.next.fetch_add(1, Ordering::Relaxed) % replicas.len())
+                let n = if advance {
+                    self.next.fetch_add(1, Ordering::Relaxed)
+                } else {
+                    self.next.load(Ordering::Relaxed)
+                };
+                replicas.get(n % replicas.len())
             }
             _ => replicas.first(),
         };
@@ -595,7 +607,7 @@ impl Cluster {
     pub(crate) fn node_for(&self, request: &Request) -> Option<NodeAddr> {
         match request.route() {
             Route::Node(addr) | Route::Asking(addr) => Some(addr.clone()),
-            Route::Replica(read_from) => self.replica_for(request.slot(), *read_from).ok(),
+            Route::Replica(read_from) => self.replica_for(request.slot(), *read_from, false).ok(),
             _ => match request.slot() {
                 KeySlot::Single(slot) => self.map().shard_of(slot).map(|s| s.primary.clone()),
                 _ => None,
