@@ -275,8 +275,16 @@ pub(crate) fn connect_error(addr: &NodeAddr, err: redis::RedisError) -> Error {
             Sent::No,
             format!("connecting to {addr}: {}", parsed.message()),
         ),
-        ErrorKind::Server { code } if code.as_ref() == "NOPERM" || code.as_ref() == "ERR" => {
-            // e.g. `ERR AUTH <password> called without any password configured`.
+        // `NOPERM`, or e.g. `ERR AUTH <password> called without any password
+        // configured`; other `ERR`s at connect (`max number of clients
+        // reached`) are not about credentials and stay `Connect`.
+        ErrorKind::Server { code }
+            if code.as_ref() == "NOPERM"
+                || (code.as_ref() == "ERR" && {
+                    let message = parsed.message().to_ascii_lowercase();
+                    message.contains("auth") || message.contains("password")
+                }) =>
+        {
             Error::new(
                 ErrorKind::Auth,
                 Sent::No,

@@ -292,7 +292,7 @@ async fn bad_input_is_a_clear_error_never_a_panic_or_a_hang() {
             .await
             .expect_err("no tls feature");
         assert_eq!(err.kind(), &ErrorKind::Config, "{err}");
-        assert!(err.to_string().contains("`tls` feature"), "{err}");
+        assert!(err.to_string().to_lowercase().contains("tls"), "{err}");
     }
 
     // Absurd configuration.
