@@ -10,7 +10,8 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Metric names recorded by the library (`counter!`/`gauge!`/`histogram!` calls).
+/// Metric names recorded by the library (`counter!`/`gauge!`/`histogram!`
+/// calls, and ObserveLayer's prebuilt `status_keys!`).
 fn recorded_metrics() -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     let mut stack = vec![root().join("crates"), root().join("src")];
@@ -26,7 +27,7 @@ fn recorded_metrics() -> BTreeSet<String> {
                 }
             } else if path.extension().is_some_and(|e| e == "rs") {
                 let text = std::fs::read_to_string(&path).unwrap_or_default();
-                for macro_name in ["counter!(", "gauge!(", "histogram!("] {
+                for macro_name in ["counter!(", "gauge!(", "histogram!(", "status_keys!("] {
                     for part in text.split(macro_name).skip(1) {
                         let part = part.trim_start();
                         if let Some(rest) = part.strip_prefix('"')
