@@ -187,3 +187,38 @@ async fn an_open_primary_circuit_sends_reads_to_a_replica_without_calling_the_pr
     // The primary was never called: its breaker failed the call in `call`.
     assert_eq!(nodes.routes(), vec![replica_route()]);
 }
+
+/// The mock's errors turned back into core errors.
+fn to_core(error: tower::BoxError) -> Error {
+    match error.downcast::<Error>() {
+        Ok(error) => *error,
+        Err(other) => Error::io(Sent::No, other.to_string()),
+    }
+}
+
+#[tokio::test]
+async fn the_fallback_waits_for_the_service_to_be_ready_again() {
+    let (mock, mut handle) = tower_test::mock::pair::<Request, Response>();
+    let svc =
+        ReplicaFallbackLayer::new().layer(mock.map_err(to_core as fn(tower::BoxError) -> Error));
+    // Room for the primary attempt only.
+    handle.allow(1);
+    let call = tokio::spawn(svc.oneshot(get()));
+    let (primary, reply) = handle.next_request().await.expect("primary attempt");
+    assert_eq!(primary.route(), &Route::Auto);
+    reply.send_error(Error::connect("refused"));
+    // The fallback is pending on readiness now; let it through.
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        !call.is_finished(),
+        "gave up while the service was not ready"
+    );
+    handle.allow(1);
+    let (replica, reply) = handle.next_request().await.expect("replica attempt");
+    assert_eq!(replica.route(), &replica_route());
+    reply.send_response(Response::new(redis::Value::Int(7), ServedBy::Replica(None)));
+    let response = call.await.expect("join").expect("served by the replica");
+    assert_eq!(response.value, redis::Value::Int(7));
+}

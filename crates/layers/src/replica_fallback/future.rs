@@ -89,15 +89,18 @@ where
                 },
                 StateProj::Ready { error } => {
                     let error = error.clone();
-                    let (Some(service), Some(request)) =
-                        (this.service.as_mut(), this.request.take())
-                    else {
+                    let Some(service) = this.service.as_mut() else {
                         return Poll::Ready(Err(error));
                     };
+                    // Readiness first: the request is taken only once the
+                    // service can take it, so a Pending here loses nothing.
                     if let Err(not_ready) = ready!(service.poll_ready(cx)) {
                         tracing::debug!(error = %not_ready, "no replica fallback: service not ready");
                         return Poll::Ready(Err(error));
                     }
+                    let Some(request) = this.request.take() else {
+                        return Poll::Ready(Err(error));
+                    };
                     let replica = request.with_route(Route::Replica(*this.read_from));
                     let future = service.call(replica);
                     this.state.set(State::Replica { future, error });
